@@ -47,8 +47,22 @@ void Module::zero_grad() {
   for (auto& [name, parameter] : named_parameters()) parameter->value.zero_grad();
 }
 
+void Module::check_unique_name(const std::string& name) const {
+  const auto taken = [&name](const auto& entries) {
+    for (const auto& entry : entries) {
+      if (entry.first == name) return true;
+    }
+    return false;
+  };
+  DSN_CHECK(!taken(parameters_) && !taken(buffers_) && !taken(children_),
+            "Module: the name '{}' is already registered in this module; parameters, buffers and "
+            "child modules need distinct names",
+            name);
+}
+
 Parameter& Module::register_parameter(const std::string& name, Tensor value, float lr_mult,
                                       float decay_mult) {
+  check_unique_name(name);
   value.set_requires_grad(lr_mult != 0.0f);
   auto parameter = std::make_unique<Parameter>(Parameter{std::move(value), lr_mult, decay_mult});
   Parameter& reference = *parameter;
@@ -57,6 +71,7 @@ Parameter& Module::register_parameter(const std::string& name, Tensor value, flo
 }
 
 Tensor& Module::register_buffer(const std::string& name, Tensor value) {
+  check_unique_name(name);
   auto buffer = std::make_unique<Tensor>(std::move(value));
   Tensor& reference = *buffer;
   buffers_.emplace_back(name, std::move(buffer));
@@ -66,6 +81,8 @@ Tensor& Module::register_buffer(const std::string& name, Tensor value) {
 namespace init {
 
 void normal(Tensor& tensor, float mean, float stddev, std::uint64_t seed) {
+  DSN_CHECK(tensor.dtype() == DType::Float32, "init::normal: expected a float32 tensor, got {}",
+            to_string(tensor.dtype()));
   // Box-Muller on pairs of Philox uniforms; u1 is moved to (0, 1] so log(u1) is finite.
   std::vector<float> values(static_cast<std::size_t>(tensor.numel()));
   for (std::size_t i = 0; i < values.size(); ++i) {
@@ -86,6 +103,8 @@ void bilinear_upsampling(Tensor& tensor) {
                 tensor.size(2) == tensor.size(3),
             "bilinear_upsampling: expected weights (C, C, K, K), got {}",
             to_string(tensor.shape()));
+  DSN_CHECK(tensor.dtype() == DType::Float32,
+            "bilinear_upsampling: expected float32 weights, got {}", to_string(tensor.dtype()));
   const std::int64_t channels = tensor.size(0), kernel = tensor.size(2);
   // Caffe's bilinear filler: f = ceil(K / 2), centre c = (2f - 1 - f % 2) / (2f), weight
   // (1 - |i / f - c|) (1 - |j / f - c|). For K = 2f with f even this is exact bilinear

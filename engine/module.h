@@ -47,14 +47,19 @@ class Module {
   Parameter& register_parameter(const std::string& name, Tensor value, float lr_mult = 1.0f,
                                 float decay_mult = 1.0f);
   Tensor& register_buffer(const std::string& name, Tensor value);
+  // Each register_* call throws dsn::Error when `name` is already a parameter, buffer or child
+  // of this module, since checkpoints and optimisers key everything by the dotted name.
   template <typename M>
   M& register_module(const std::string& name, std::unique_ptr<M> module) {
+    check_unique_name(name);
     M& reference = *module;
     children_.emplace_back(name, std::move(module));
     return reference;
   }
 
  private:
+  void check_unique_name(const std::string& name) const;
+
   bool training_ = true;
   std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> parameters_;
   std::vector<std::pair<std::string, std::unique_ptr<Tensor>>> buffers_;
@@ -67,7 +72,8 @@ namespace init {
 void normal(Tensor& tensor, float mean, float stddev, std::uint64_t seed);
 void constant(Tensor& tensor, float value);
 // Weights (C, C, 2f, 2f) of a transposed convolution that upsamples by f with bilinear
-// interpolation, channel c to channel c only (the FCN/Caffe "bilinear" filler).
+// interpolation, channel c to channel c only: Caffe's "bilinear" filler, which gives the same
+// weights as FCN's upsample_filt when f is even.
 void bilinear_upsampling(Tensor& tensor);
 }  // namespace init
 

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <system_error>
 #include <tuple>
@@ -44,6 +45,21 @@ DType parse_dtype(const std::string& name, const std::filesystem::path& path,
   if (name == "BF16") return DType::BFloat16;
   fail(fmt::format("{}: tensor '{}' has dtype {}, which dsn does not read (F32, I32, F16, BF16)",
                    path.string(), tensor, name));
+}
+
+// Returns the byte size of a tensor, or nullopt when a partial product of the extents overflows
+// int64 (Tensor::empty multiplies them in int64 from left to right) or the bytes overflow
+// uint64. Extents must be non-negative.
+std::optional<std::uint64_t> byte_count(const Shape& shape, DType dtype) {
+  std::int64_t count = 1;
+  for (std::int64_t extent : shape) {
+    if (__builtin_mul_overflow(count, extent, &count)) return std::nullopt;
+  }
+  std::uint64_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<std::uint64_t>(count), element_size(dtype), &bytes)) {
+    return std::nullopt;
+  }
+  return bytes;
 }
 
 }  // namespace
@@ -96,6 +112,9 @@ void save(const std::filesystem::path& path,
 }
 
 File load(const std::filesystem::path& path) {
+  std::error_code status_error;
+  DSN_CHECK(std::filesystem::is_regular_file(path, status_error),
+            "cannot open weights file {}: file not found or not a regular file", path.string());
   std::ifstream in(path, std::ios::binary);
   DSN_CHECK(in.good(), "cannot open weights file {}: file not found or not readable",
             path.string());
@@ -139,7 +158,10 @@ File load(const std::filesystem::path& path) {
         DSN_CHECK(extent >= 0, "{}: tensor '{}' has a negative extent in shape {}",
                   path.string(), name, to_string(shape));
       }
-      const std::uint64_t expected = static_cast<std::uint64_t>(numel(shape)) * element_size(dtype);
+      const std::optional<std::uint64_t> size = byte_count(shape, dtype);
+      DSN_CHECK(size.has_value(), "{}: tensor '{}' has shape {}, too large to address",
+                path.string(), name, to_string(shape));
+      const std::uint64_t expected = *size;
       DSN_CHECK(offsets[1] - offsets[0] == expected,
                 "{}: tensor '{}' of shape {} needs {} bytes but its byte range holds {}",
                 path.string(), name, to_string(shape), expected, offsets[1] - offsets[0]);
