@@ -1,0 +1,79 @@
+// The dsn command line: `dsn predict` and `dsn inspect`.
+#include <unistd.h>
+
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "engine/error.h"
+#include "engine/log.h"
+#include "nets/config.h"
+#include "nets/emotion_net.h"
+#include "nets/summary.h"
+#include "tools/predict.h"
+
+int main(int argc, char** argv) {
+  dsn::log::init_from_env();
+  CLI::App app{"dsn: deeply supervised CNNs for video-based facial emotion recognition"};
+  app.require_subcommand(1);
+
+  dsn::app::PredictOptions predict;
+  std::string device = "cpu";
+  CLI::App* predict_command = app.add_subcommand(
+      "predict", "Detect, align and score the faces of a video, an image or a folder; write a "
+                 "per-frame CSV, a clip JSON and the aligned crops");
+  predict_command->add_option("input", predict.input, "Video file, image file, or folder of them")
+      ->required();
+  predict_command->add_option("--config", predict.config, "Network config (YAML), for example "
+                                                          "configs/dsn_vgg_face.yaml")
+      ->required()
+      ->check(CLI::ExistingFile);
+  predict_command->add_option("--weights", predict.weights,
+                              "Trained weights (safetensors). Without it the network is "
+                              "untrained and its scores are not predictions");
+  predict_command->add_option("--out", predict.out_dir,
+                              "Output folder; one subfolder per clip (default: out)");
+  predict_command->add_option("--landmarks", predict.landmark_model,
+                              "dlib 68-landmark model (default: "
+                              "/usr/share/dlib/shape_predictor_68_face_landmarks.dat)");
+  predict_command->add_option("--blur-threshold", predict.blur_threshold,
+                              "Variance of the Laplacian (grey levels squared) below which a "
+                              "face crop counts as blurred and is left out of the clip score")
+      ->capture_default_str();
+  predict_command->add_option("--batch", predict.batch_size, "Faces per forward pass")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  predict_command->add_flag("!--no-crops", predict.save_crops,
+                            "Do not write the aligned face crops");
+
+  std::filesystem::path inspect_config;
+  CLI::App* inspect_command = app.add_subcommand(
+      "inspect", "Print the layer table of a network: output shapes, parameters, MACs");
+  inspect_command->add_option("config", inspect_config, "Network config (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (predict_command->parsed()) {
+      predict.progress = isatty(STDOUT_FILENO) != 0;
+      return dsn::app::run_predict(predict);
+    }
+    if (inspect_command->parsed()) {
+      const dsn::nets::NetConfig config = dsn::nets::load_config(inspect_config);
+      std::unique_ptr<dsn::nets::EmotionNet> net = dsn::nets::make_net(config);
+      std::fputs(dsn::nets::format_table(dsn::nets::layer_table(*net)).c_str(), stdout);
+      return 0;
+    }
+  } catch (const dsn::Error& error) {
+    spdlog::error("{}", error.what());
+    return 2;
+  } catch (const std::exception& error) {
+    spdlog::error("unexpected error: {}", error.what());
+    return 3;
+  }
+  return 0;
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds dsn and runs the whole test suite:
+#   1. a Release build: the CPU engine, every CUDA kernel compiled by nvcc (compile only when the
+#      machine has no GPU), the same kernels compiled for the CPU device emulation, the
+#      benchmarks; ctest runs every suite, the emulated kernel tests under forward, reverse and
+#      random thread schedules;
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build of the kernel and engine suites.
+# Needs root or sudo for the package installation only.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+tools/install-deps.sh
+media=$(tools/fetch-media.sh)
+jobs=$(nproc)
+
+launcher=()
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+
+echo "== Release build"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSN_DEMO_MEDIA="$media" \
+  "${launcher[@]}"
+cmake --build build -j "$jobs"
+
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DDSN_SANITIZE="address;undefined" -DDSN_WITH_CUDA=OFF -DDSN_BUILD_BENCH=OFF \
+  -DDSN_DEMO_MEDIA="$media" "${launcher[@]}" >/dev/null
+cmake --build build-asan -j "$jobs"
+
+echo "== Tests, Release build"
+ctest --test-dir build --output-on-failure --timeout 900
+echo "== Tests, sanitizer build (label 'sanitize')"
+ctest --test-dir build-asan --output-on-failure --timeout 1800 -L sanitize
