@@ -47,7 +47,7 @@ function(dsn_add_cuda_library)
     target_include_directories(${arg_NAME} PUBLIC ${PROJECT_SOURCE_DIR})
     target_compile_definitions(${arg_NAME} PUBLIC ${DSN_CUDA_COMPILE_DEFINITIONS})
     target_link_libraries(${arg_NAME}
-      PUBLIC CUDA::cudart CUDA::cublas fmt::fmt spdlog::spdlog
+      PUBLIC dsn_kernels_cpu CUDA::cudart CUDA::cublas fmt::fmt spdlog::spdlog
       PRIVATE dsn_warnings)
     if(DSN_CUDNN_LIBRARY AND DSN_CUDNN_INCLUDE_DIR)
       target_include_directories(${arg_NAME} PUBLIC ${DSN_CUDNN_INCLUDE_DIR})
@@ -58,7 +58,7 @@ function(dsn_add_cuda_library)
     dsn_emulated_sources(wrappers ${arg_SOURCES})
     add_library(${arg_EMU_NAME} STATIC ${wrappers} ${arg_HOST_SOURCES})
     target_include_directories(${arg_EMU_NAME} PUBLIC ${PROJECT_SOURCE_DIR})
-    target_link_libraries(${arg_EMU_NAME} PUBLIC dsn_emu PRIVATE dsn_warnings)
+    target_link_libraries(${arg_EMU_NAME} PUBLIC dsn_emu dsn_kernels_cpu PRIVATE dsn_warnings)
   endif()
 endfunction()
 

@@ -11,8 +11,8 @@
 //   weight(a, b) = float(w(a) * w(b)) for taps a, b in [0, 2f), computed in double, with
 //   w(a) = 1 - |a / f - c| and c = (2f - 1 - f % 2) / (2f).
 // A map of size h gives (h + 1) f rows. For even f this is bilinear interpolation. up_1 is the
-// identity, which is also what the filler's 2 x 2 kernel (weights 1, 0, 0, 0) computes. crop keeps
-// rows [0, out_h) and columns [0, out_w) (Caffe's Crop with offset 0).
+// identity, which the filler's 2 x 2 kernel (weights 1, 0, 0, 0) also computes once cropped.
+// crop keeps rows [0, out_h) and columns [0, out_w) (Caffe's Crop with offset 0).
 //
 // Every map is (N, C, h, w) contiguous float32, and each of the N * C planes is fused on its own
 // (DSN's score maps have C = 1).
@@ -53,11 +53,12 @@ struct FusionPass {
 
 enum class FusionDirection { forward, backward };
 
-// Checks the counts, sizes and factors, that every upsampled map covers the window it is
-// cropped to, and the aliasing rules above; throws dsn::Error naming the output and term.
-// Forward: each term is a source map of size (h_t, w_t) and needs (h_t + 1) f >= out h (h_t >= h
-// for f = 1). Backward: each term is the gradient of a forward output of size (h_t, w_t) that
-// this output's map fed, so it needs (h + 1) f >= h_t (h >= h_t for f = 1).
+// Checks the counts, sizes, factors and the aliasing rules above, and that every upsampled map
+// covers the window it is cropped to. Throws dsn::Error naming the output and term.
+// Forward: each term is a source map of size (h_t, w_t), which needs (h_t + 1) f >= h, or
+// h_t >= h for f = 1 (the same for the widths). Backward: each term is the gradient of a forward
+// output of size (h_t, w_t) that this output's map fed, so it needs (h + 1) f >= h_t, or
+// h >= h_t for f = 1.
 void validate(const FusionPass& pass, FusionDirection direction);
 
 // Weight of tap (a, b), a and b in [0, 2 factor), of Caffe's bilinear upsampling kernel, computed
@@ -67,15 +68,16 @@ float bilinear_tap_weight(std::int64_t factor, std::int64_t a, std::int64_t b);
 namespace cpu {
 
 // For every output: out = base + sum over terms of crop_{h x w}(up_f(term map)). Each element
-// sums, in this order, base, then the terms in index order, each term's taps by ascending source
-// row and then column, with fused multiply-adds; the CUDA twin keeps the same order and matches
-// bit for bit.
+// starts from base and adds the terms in index order, each term's taps by ascending source row
+// and then column, with fused multiply-adds. The CUDA twin keeps the same order and matches bit
+// for bit.
 void fusion_forward(const FusionPass& pass);
 
-// The adjoint of fusion_forward: for every output (a source map's gradient, size h x w) out =
-// base + sum over terms of up_f^T(crop^T(term map)), where each term map is the gradient of a
-// forward output that the source fed with factor f. Element (i, j) gathers the term's values at
-// (i f + a, j f + b) inside the term map times weight (a, b), in ascending (a, b) order.
+// Computes the adjoint of fusion_forward. Every output is a source map's gradient of size h x w,
+// and out = base + sum over terms of up_f^T(crop^T(term map)), where each term map is the
+// gradient of a forward output that the source fed with factor f. Element (i, j) gathers the
+// term's values at (i f + a, j f + b) inside the term map times weight (a, b), in ascending
+// (a, b) order.
 void fusion_backward(const FusionPass& pass);
 
 }  // namespace cpu

@@ -33,9 +33,9 @@ struct SgdStep {
   float weight_decay = 0.0f;
 };
 
-// Checks the step's scalars (finite; lr and weight_decay not negative) and every tensor (count
-// not negative, non-null arrays when count > 0, finite multipliers, no overlapping arrays);
-// throws dsn::Error naming the tensor index.
+// Checks that the step's scalars are finite, with lr and weight_decay not negative, and that
+// every tensor has a count that is not negative, non-null arrays when count > 0, finite
+// multipliers and no overlapping arrays. Throws dsn::Error naming the tensor index.
 void validate(std::span<const SgdTensor> tensors, const SgdStep& step);
 
 namespace cpu {

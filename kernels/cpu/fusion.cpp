@@ -1,9 +1,9 @@
 // Side-output fusion on the CPU (kernels/fusion.h): sums of score maps after Caffe's bilinear
 // upsampling and a top-left crop, and the adjoint gather. Each output element is computed on
-// its own, summing its taps directly from the source maps (at most 4 per term forward, 4 f^2
-// backward) instead of materialising each upsampled map as the transposed-convolution layers
-// do. The taps are accumulated with std::fma in a fixed order, the same as the CUDA twin, so
-// both give identical bits. Rows of an output are independent OpenMP work units.
+// its own from the source maps' taps (at most 4 per term forward, 4 f^2 backward), so no
+// upsampled map is materialised as the transposed-convolution layers do. The taps are
+// accumulated with std::fma in a fixed order, the same as in the CUDA twin, so both give
+// identical bits. Rows of an output are independent OpenMP work units.
 #include "kernels/fusion.h"
 
 #include <cmath>
@@ -95,8 +95,7 @@ void validate_aliasing(const FusionPass& pass) {
 }  // namespace
 
 void validate(const FusionPass& pass, FusionDirection direction) {
-  DSN_CHECK(pass.n > 0 && pass.c > 0, "fusion: n = {} and c = {} must be positive", pass.n,
-            pass.c);
+  DSN_CHECK(pass.n > 0 && pass.c > 0, "fusion: n = {} and c = {} must be positive", pass.n, pass.c);
   DSN_CHECK(pass.outputs >= 1 && pass.outputs <= kFusionMaxOutputs,
             "fusion: {} outputs in one pass, expected 1 to {}", pass.outputs, kFusionMaxOutputs);
   for (int o = 0; o < pass.outputs; ++o) {
@@ -105,8 +104,7 @@ void validate(const FusionPass& pass, FusionDirection direction) {
     DSN_CHECK(output.h > 0 && output.w > 0, "fusion: output {} has an empty size {}x{}", o,
               output.h, output.w);
     DSN_CHECK(output.terms >= 0 && output.terms <= kFusionMaxTerms,
-              "fusion: output {} has {} terms, expected 0 to {}", o, output.terms,
-              kFusionMaxTerms);
+              "fusion: output {} has {} terms, expected 0 to {}", o, output.terms, kFusionMaxTerms);
     for (int t = 0; t < output.terms; ++t) validate_term(output.term[t], output, o, t, direction);
   }
   validate_aliasing(pass);
@@ -125,7 +123,7 @@ float bilinear_tap_weight(std::int64_t factor, std::int64_t a, std::int64_t b) {
 namespace cpu {
 namespace {
 
-// The (2f, 2f) tap weights of a term, row-major; {1} for factor 1.
+// Returns the (2f, 2f) tap weights of a term in row-major order, or {1} for factor 1.
 std::vector<float> tap_weights(std::int64_t factor) {
   if (factor == 1) return {1.0f};
   const std::int64_t kernel = 2 * factor;
@@ -138,7 +136,7 @@ std::vector<float> tap_weights(std::int64_t factor) {
   return weights;
 }
 
-// acc plus element (y, x) of crop(up_f(map)) for one plane of the term.
+// Returns acc plus element (y, x) of crop(up_f(map)) for one plane of the term.
 float add_upsampled(const FusionTerm& term, const float* weights, std::int64_t plane,
                     std::int64_t y, std::int64_t x, float acc) {
   const float* map = term.map + plane * term.h * term.w;
@@ -156,10 +154,10 @@ float add_upsampled(const FusionTerm& term, const float* weights, std::int64_t p
   return acc;
 }
 
-// acc plus element (i, j) of up_f^T(crop^T(map)): the map's values in the 2f x 2f footprint of
-// source pixel (i, j) that lie inside the map, times their tap weights.
-float add_gathered(const FusionTerm& term, const float* weights, std::int64_t plane,
-                   std::int64_t i, std::int64_t j, float acc) {
+// Returns acc plus element (i, j) of up_f^T(crop^T(map)): the map's values in the 2f x 2f
+// footprint of source pixel (i, j) that lie inside the map, times their tap weights.
+float add_gathered(const FusionTerm& term, const float* weights, std::int64_t plane, std::int64_t i,
+                   std::int64_t j, float acc) {
   const float* map = term.map + plane * term.h * term.w;
   const std::int64_t f = term.factor;
   if (f == 1) return i < term.h && j < term.w ? acc + map[i * term.w + j] : acc;
@@ -188,8 +186,8 @@ void run_pass(const FusionPass& pass, AddTerm add_term) {
         const std::int64_t index = row * output.w + x;
         float acc = output.base != nullptr ? output.base[index] : 0.0f;
         for (int t = 0; t < output.terms; ++t) {
-          acc = add_term(output.term[t], weights[static_cast<std::size_t>(t)].data(), plane, y,
-                         x, acc);
+          acc = add_term(output.term[t], weights[static_cast<std::size_t>(t)].data(), plane, y, x,
+                         acc);
         }
         output.out[index] = acc;
       }

@@ -1,11 +1,12 @@
 // SGD with momentum and weight decay on the CPU (kernels/sgd.h). Elements are independent, so
-// each tensor is one OpenMP loop; the per-element operations are spelled out in the header and
-// shared with the CUDA twin.
+// each tensor is one OpenMP loop. The header spells out the per-element float operations, which
+// the CUDA twin repeats.
 #include "kernels/sgd.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "engine/error.h"
@@ -14,7 +15,7 @@
 namespace dsn {
 namespace {
 
-// The bytes of one array of one tensor, for the overlap check.
+// Byte range of one array of one tensor, for the overlap check.
 struct ArrayRange {
   std::uintptr_t begin = 0, end = 0;
   std::size_t tensor = 0;
@@ -38,10 +39,9 @@ void validate(std::span<const SgdTensor> tensors, const SgdStep& step) {
               "sgd: tensor {} has multipliers lr {} and decay {}, expected finite values", t,
               tensor.lr_mult, tensor.decay_mult);
     if (tensor.count == 0) continue;
-    DSN_CHECK(tensor.param != nullptr && tensor.grad != nullptr &&
-                  tensor.momentum_buffer != nullptr,
-              "sgd: tensor {} of {} elements has a null param, grad or momentum buffer", t,
-              tensor.count);
+    DSN_CHECK(
+        tensor.param != nullptr && tensor.grad != nullptr && tensor.momentum_buffer != nullptr,
+        "sgd: tensor {} of {} elements has a null param, grad or momentum buffer", t, tensor.count);
     const auto bytes = static_cast<std::uintptr_t>(tensor.count) * sizeof(float);
     for (const auto& [pointer, name] : {std::pair<const float*, const char*>{tensor.param, "param"},
                                         {tensor.grad, "grad"},

@@ -1,8 +1,9 @@
-// CPU side-output fusion against hand-computed bilinear weights, a double-precision composition
-// of the references in tests/support/reference.h (transposed convolution with Caffe's bilinear
-// kernel, crop, add; the adjoint through a strided convolution of the zero-padded gradient),
-// central differences of that composition, and the whole short-connection and fusion graph of
-// DSN-VGG-Face at small, odd and full input sizes.
+// CPU side-output fusion against hand-computed bilinear weights and a double-precision
+// composition of the references in tests/support/reference.h. The forward reference is a
+// transposed convolution with Caffe's bilinear kernel, a crop and a sum. The adjoint is a
+// strided convolution of the zero-padded gradient, and central differences of the forward check
+// it too. The whole short-connection and fusion graph of DSN-VGG-Face runs at small, odd and
+// full input sizes.
 #include <doctest/doctest.h>
 
 #include <array>
@@ -103,7 +104,9 @@ Vec absolute(const Vec& values) {
   return result;
 }
 
-Vec absolute(const std::vector<float>& values) { return absolute(ref::to_double(values)); }
+Vec absolute(const std::vector<float>& values) {
+  return absolute(ref::to_double(values));
+}
 
 void add_to(Vec& total, const Vec& term) {
   for (std::size_t i = 0; i < total.size(); ++i) total[i] += term[i];
@@ -112,8 +115,8 @@ void add_to(Vec& total, const Vec& term) {
 // Checks |got - expected| <= 2 K 2^-24 magnitude element by element: the worst-case rounding of
 // a float sum of K terms (fused multiply-adds of exact float weights) whose absolute values sum
 // to `magnitude`. Reports the worst element on failure.
-void check_rounding_bound(const std::vector<float>& got, const Vec& expected,
-                          const Vec& magnitude, std::int64_t terms) {
+void check_rounding_bound(const std::vector<float>& got, const Vec& expected, const Vec& magnitude,
+                          std::int64_t terms) {
   REQUIRE(got.size() == expected.size());
   const double unit = std::ldexp(1.0, -24);
   std::size_t failures = 0, worst = 0;
@@ -179,8 +182,8 @@ std::pair<Vec, Vec> forward_reference(std::int64_t planes, const FusionOutput& o
   for (int t = 0; t < output.terms; ++t) {
     const FusionTerm& term = output.term[t];
     const std::vector<float> map(term.map, term.map + planes * term.h * term.w);
-    add_to(value, upsample_crop(planes, ref::to_double(map), term.h, term.w, term.factor,
-                                output.h, output.w));
+    add_to(value, upsample_crop(planes, ref::to_double(map), term.h, term.w, term.factor, output.h,
+                                output.w));
     add_to(magnitude,
            upsample_crop(planes, absolute(map), term.h, term.w, term.factor, output.h, output.w));
   }
@@ -198,8 +201,8 @@ std::pair<Vec, Vec> backward_reference(std::int64_t planes, const FusionOutput& 
   for (int t = 0; t < output.terms; ++t) {
     const FusionTerm& term = output.term[t];
     const std::vector<float> map(term.map, term.map + planes * term.h * term.w);
-    add_to(value, gather(planes, ref::to_double(map), term.h, term.w, term.factor, output.h,
-                         output.w));
+    add_to(value,
+           gather(planes, ref::to_double(map), term.h, term.w, term.factor, output.h, output.w));
     add_to(magnitude,
            gather(planes, absolute(map), term.h, term.w, term.factor, output.h, output.w));
   }
@@ -242,9 +245,9 @@ void check_pass(const FusionPass& pass, FusionDirection direction) {
 
 // --- The DSN-VGG-Face graph (paper preset) --------------------------------------------------
 
-// Score-map sizes of sides 1..6 for a square input (index 0 is the input itself): conv1_1 pads
-// by 5 (8 pixels more than the input), then 2x2/s2 pools, two 3x3/s2/p1 pools, and side 6's
-// 3x3/s1/p1 average pool, all with Caffe's ceil rounding.
+// Score-map sizes of sides 1..6 for a square input (index 0 is the input itself). conv1_1 pads
+// by 5, which makes side 1 8 pixels larger than the input. Then come 2x2/s2 pools, two
+// 3x3/s2/p1 pools and side 6's 3x3/s1/p1 average pool, all with Caffe's ceil rounding.
 std::array<std::int64_t, 7> side_sizes(std::int64_t input) {
   std::array<std::int64_t, 7> size{};
   size[0] = input;
@@ -267,7 +270,7 @@ const std::vector<std::vector<GraphOutput>> kForwardPasses = {
     {{2, {{6, 16}, {5, 8}, {4, 4}, {3, 2}}}, {1, {{6, 32}, {5, 16}, {4, 8}, {3, 4}}}},
     {{0, {{1, 1}, {2, 2}, {3, 4}, {4, 8}, {5, 16}, {6, 32}}}},
 };
-// Backward passes by source side; each gathers from every target that its map fed.
+// Backward passes by source side. Each source gathers from every target that its map fed.
 const std::vector<std::vector<int>> kBackwardPasses = {{1, 2}, {3, 4}, {5, 6}};
 
 TEST_CASE("fusion tap weights match hand-computed filler values") {
@@ -281,8 +284,7 @@ TEST_CASE("fusion tap weights match hand-computed filler values") {
   const double odd[] = {1.0 / 3, 2.0 / 3, 1.0, 2.0 / 3, 1.0 / 3, 0.0};
   for (std::int64_t a = 0; a < 6; ++a)
     for (std::int64_t b = 0; b < 6; ++b) {
-      CHECK(bilinear_tap_weight(3, a, b) ==
-            doctest::Approx(odd[a] * odd[b]).epsilon(1e-6));
+      CHECK(bilinear_tap_weight(3, a, b) == doctest::Approx(odd[a] * odd[b]).epsilon(1e-6));
     }
   // f = 1: the 2 x 2 kernel of K = 2 is the identity tap.
   CHECK(bilinear_tap_weight(1, 0, 0) == 1.0f);
@@ -344,8 +346,8 @@ TEST_CASE("fusion backward matches finite differences") {
   // Forward: a 7 x 5 output from four sources of factors 2, 3, 1 and 4.
   const std::int64_t n = 2, planes = n;
   const std::int64_t out_h = 7, out_w = 5;
-  const std::vector<std::array<std::int64_t, 3>> sources = {{3, 2, 2}, {2, 2, 3}, {9, 6, 1},
-                                                            {1, 1, 4}};
+  const std::vector<std::array<std::int64_t, 3>> sources = {
+      {3, 2, 2}, {2, 2, 3}, {9, 6, 1}, {1, 1, 4}};
   const std::vector<float> dy = ref::random_uniform(planes * out_h * out_w, -1.0f, 1.0f, 30);
   Map dy_map{out_h, out_w, dy};
 
@@ -415,7 +417,7 @@ TEST_CASE("fusion passes reproduce the DSN-VGG-Face graph") {
       CHECK(size == std::array<std::int64_t, 7>{224, 232, 116, 58, 29, 15, 8});
     }
 
-    // Score maps A(m) and head gradients; R(5) = A(5) and R(6) = A(6).
+    // Score maps A(m) and head gradients. R(5) = A(5) and R(6) = A(6).
     std::array<std::vector<float>, 7> scores, head_grads;
     std::array<Map, 7> refined, refined_grads;
     for (int m = 0; m <= 6; ++m) {
@@ -442,7 +444,7 @@ TEST_CASE("fusion passes reproduce the DSN-VGG-Face graph") {
       check_pass(pass, FusionDirection::forward);
     }
 
-    // dF is the fused head's gradient; every other dR(m) starts from its side head's gradient.
+    // dF is the fused head's gradient, and every other dR(m) starts from its side head's gradient.
     refined_grads[0].values = head_grads[0];
     for (const auto& sources : kBackwardPasses) {
       FusionPass pass;

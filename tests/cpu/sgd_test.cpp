@@ -21,13 +21,11 @@ struct Parameter {
   float lr_mult = 1.0f, decay_mult = 1.0f;
 
   SgdTensor tensor() {
-    return {w.data(), g.data(), v.data(), static_cast<std::int64_t>(w.size()), lr_mult,
-            decay_mult};
+    return {w.data(), g.data(), v.data(), static_cast<std::int64_t>(w.size()), lr_mult, decay_mult};
   }
 };
 
-Parameter random_parameter(std::size_t count, float lr_mult, float decay_mult,
-                           std::uint32_t seed) {
+Parameter random_parameter(std::size_t count, float lr_mult, float decay_mult, std::uint32_t seed) {
   return {ref::random_uniform(count, -1.0f, 1.0f, seed),
           ref::random_uniform(count, -1.0f, 1.0f, seed + 1),
           ref::random_uniform(count, -0.5f, 0.5f, seed + 2), lr_mult, decay_mult};
@@ -50,9 +48,9 @@ TEST_CASE("sgd update matches hand-computed values") {
   CHECK(p.w[0] == -0.625f);
 }
 
-TEST_CASE("sgd update follows Caffe's rule over tensors and steps") {
+TEST_CASE("sgd update follows Caffe's rule") {
   // Multipliers of DSN's layers: weights 1 / 1, biases 2 / 0, score convs 0.1 / 1, frozen
-  // upsampling 0 / 0; sizes from a single element to a few thousand.
+  // upsampling 0 / 0. Sizes range from a single element to a few thousand.
   std::vector<Parameter> parameters = {
       random_parameter(1000, 1.0f, 1.0f, 10), random_parameter(7, 2.0f, 0.0f, 20),
       random_parameter(1, 0.1f, 1.0f, 30),    random_parameter(64, 0.0f, 0.0f, 40),
@@ -88,7 +86,7 @@ TEST_CASE("sgd update follows Caffe's rule over tensors and steps") {
   }
 }
 
-TEST_CASE("sgd update performs the documented float operations") {
+TEST_CASE("sgd update float operations") {
   Parameter p = random_parameter(5000, 0.1f, 2.0f, 70);
   const Parameter before = p;
   const SgdStep step{0.01f, 0.9f, 5e-4f};
@@ -97,8 +95,8 @@ TEST_CASE("sgd update performs the documented float operations") {
   const float rate = step.lr * p.lr_mult, decay = step.weight_decay * p.decay_mult;
   for (std::size_t i = 0; i < p.w.size(); ++i) {
     CAPTURE(i);
-    const float v = std::fma(step.momentum, before.v[i], rate * std::fma(decay, before.w[i],
-                                                                         before.g[i]));
+    const float v =
+        std::fma(step.momentum, before.v[i], rate * std::fma(decay, before.w[i], before.g[i]));
     REQUIRE(p.v[i] == v);
     REQUIRE(p.w[i] == before.w[i] - v);
   }
