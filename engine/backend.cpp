@@ -200,6 +200,9 @@ Backend& backend_for(Device device) {
             "no backend for {} is linked into this program; build with the CUDA toolkit (or the "
             "device emulation) and call dsn::cuda::install_backend() first",
             to_string(device));
+  DSN_CHECK(registry().cuda->device() == device,
+            "no backend for {}: the installed CUDA backend serves {} only", to_string(device),
+            to_string(registry().cuda->device()));
   return *registry().cuda;
 }
 

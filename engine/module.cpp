@@ -43,6 +43,15 @@ void Module::train(bool training) {
   for (auto& [name, child] : children_) child->train(training);
 }
 
+void Module::to(Device device) {
+  for (auto& [name, parameter] : named_parameters()) {
+    const bool requires_grad = parameter->value.requires_grad();
+    parameter->value = parameter->value.to(device).detach();
+    parameter->value.set_requires_grad(requires_grad);
+  }
+  for (auto& [name, buffer] : named_buffers()) *buffer = buffer->to(device).detach();
+}
+
 void Module::zero_grad() {
   for (auto& [name, parameter] : named_parameters()) parameter->value.zero_grad();
 }

@@ -43,6 +43,10 @@ class Module {
 
   void zero_grad();
 
+  // Moves every parameter and buffer of this module and its children to `device`, keeping
+  // names, multipliers and requires_grad. Accumulated gradients are dropped.
+  void to(Device device);
+
  protected:
   Parameter& register_parameter(const std::string& name, Tensor value, float lr_mult = 1.0f,
                                 float decay_mult = 1.0f);
