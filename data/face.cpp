@@ -51,7 +51,7 @@ std::shared_ptr<const dlib::shape_predictor> load_landmark_model(
   if (!std::filesystem::is_regular_file(path, error)) {
     fail(
         fmt::format("face landmark model not found: {} (install the Debian package "
-                    "libdlib-data, or set FaceAlignerOptions::landmark_model)",
+                    "libdlib-data, or pass another model file with dsn predict --landmarks)",
                     path.string()));
   }
   auto model = std::make_shared<dlib::shape_predictor>();

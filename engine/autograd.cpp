@@ -37,7 +37,8 @@ void accumulate_into(std::shared_ptr<TensorImpl>& slot, const Tensor& grad) {
 }
 
 // Orders the tensors reachable from root so that every tensor comes after its inputs.
-std::vector<std::shared_ptr<TensorImpl>> topological_order(const std::shared_ptr<TensorImpl>& root) {
+std::vector<std::shared_ptr<TensorImpl>> topological_order(
+    const std::shared_ptr<TensorImpl>& root) {
   std::vector<std::shared_ptr<TensorImpl>> order;
   std::unordered_set<TensorImpl*> visited;
   // Iterative depth-first search: graphs of deep networks are long chains.

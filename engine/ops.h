@@ -21,7 +21,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
               const Conv2dParams& params, bool relu = false);
 
 // Transposed convolution, PyTorch's ConvTranspose2d: x (N, C_in, H, W), weight
-// (C_in, C_out, R, S), bias (C_out) [may be undefined]; output height (H - 1) * stride - 2 * pad + R.
+// (C_in, C_out, R, S), bias (C_out) [may be undefined]. The output height is
+// (H - 1) * stride - 2 * pad + R, and the width likewise.
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
                         const Conv2dParams& params);
 

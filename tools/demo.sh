@@ -14,4 +14,4 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSN_DEMO_MEDIA="$media
   "${launcher[@]}" >/dev/null
 cmake --build build --target dsn -j "$(nproc)"
 
-build/tools/dsn predict "$media/movie.avi" --config configs/dsn_vgg_face.yaml --out out/movie
+build/tools/dsn predict "$media/movie.avi" --config configs/dsn_vgg_face.yaml --out out

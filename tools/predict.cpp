@@ -10,16 +10,17 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <map>
-#include <numeric>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <numeric>
 #include <optional>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "data/blur.h"
 #include "data/face.h"
@@ -41,7 +42,7 @@ constexpr int kClasses = data::kNumEmotions;
 // One clip: a video, a single image, or the images of one folder in name order.
 struct Clip {
   std::string name;
-  fs::path video;               // set for a video clip
+  fs::path video;                // set for a video clip
   std::vector<fs::path> images;  // set for an image clip
 };
 
@@ -49,6 +50,7 @@ struct Frame {
   data::Image image;
   std::int64_t index = 0;  // 0-based
   double timestamp_s = 0;
+  std::string error;  // set when an image of an image clip could not be read
 };
 
 // Frames of a clip, whichever kind it is.
@@ -68,7 +70,14 @@ class FrameSource {
       return true;
     }
     if (next_image_ >= clip_.images.size()) return false;
-    frame.image = data::load_image(clip_.images[next_image_]);
+    // One unreadable image must not stop the others of its clip.
+    frame.error.clear();
+    try {
+      frame.image = data::load_image(clip_.images[next_image_]);
+    } catch (const Error& error) {
+      frame.image = {};
+      frame.error = error.what();
+    }
     frame.index = static_cast<std::int64_t>(next_image_);
     frame.timestamp_s = 0.0;
     ++next_image_;
@@ -103,6 +112,8 @@ std::vector<Clip> collect_clips(const fs::path& input) {
             input.string());
   std::vector<Clip> clips;
   if (!fs::is_directory(input)) {
+    DSN_CHECK(fs::is_regular_file(input), "input {} is not a regular file, an image or a folder",
+              input.string());
     if (data::is_image_file(input)) {
       clips.push_back({input.stem().string(), {}, {input}});
     } else {
@@ -135,11 +146,16 @@ std::vector<Clip> collect_clips(const fs::path& input) {
 void write_file_atomically(const fs::path& path, const std::string& text) {
   fs::path temporary = path;
   temporary += ".partial";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    DSN_CHECK(out.good(), "cannot write {}", temporary.string());
-    out << text;
-    DSN_CHECK(out.good(), "writing {} failed (disk full?)", temporary.string());
+  std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+  DSN_CHECK(out.good(), "cannot write {}: check that the folder exists and is writable",
+            temporary.string());
+  out << text;
+  out.close();
+  if (out.fail()) {
+    std::error_code ignored;
+    fs::remove(temporary, ignored);
+    fail(fmt::format("writing {} failed (disk full?); {} was left as it was", temporary.string(),
+                     path.string()));
   }
   fs::rename(temporary, path);
 }
@@ -160,6 +176,9 @@ class Predictor {
   void write_rows(std::ofstream& csv);
   data::Image network_input(const data::Image& crop) const;
   void draw_progress(std::int64_t done, std::int64_t total) const;
+  const std::array<double, kClasses>& clip_scores() const;
+  std::string clip_label() const;
+  nlohmann::ordered_json clip_json(const Clip& clip, const std::string& error) const;
 
   const PredictOptions& options_;
   const nets::NetConfig& config_;
@@ -173,6 +192,7 @@ class Predictor {
 
   // Per-clip results.
   std::int64_t frames_ = 0, frames_with_face_ = 0, frames_blurred_ = 0;
+  std::vector<std::string> unreadable_;  // errors of images that could not be read
   std::array<double, kClasses> clip_scores_{};
   std::array<double, kClasses> clip_scores_all_{};  // including blurred frames
   std::int64_t frames_scored_ = 0;
@@ -239,12 +259,14 @@ void Predictor::write_rows(std::ofstream& csv) {
       }
     }
     if (options_.save_crops) {
-      const fs::path crop_path = clip_dir_ / "faces" /
-                                 fmt::format("frame_{:06}_face_{}.png", row.frame + 1, row.face_id);
+      const fs::path crop_path =
+          clip_dir_ / "faces" / fmt::format("frame_{:06}_face_{}.png", row.frame + 1, row.face_id);
       data::save_png(crop_path, face.aligned);
     }
   }
   csv.flush();
+  DSN_CHECK(csv.good(), "writing {} failed (disk full?)",
+            (clip_dir_ / "frames.csv.partial").string());
   pending_.clear();
   pending_faces_ = 0;
 }
@@ -264,31 +286,51 @@ void Predictor::draw_progress(std::int64_t done, std::int64_t total) const {
 
 bool Predictor::run(const Clip& clip) {
   clip_dir_ = options_.out_dir / clip.name;
-  fs::create_directories(clip_dir_ / "faces");
   frames_ = frames_with_face_ = frames_blurred_ = frames_scored_ = 0;
   clip_scores_.fill(0.0);
   clip_scores_all_.fill(0.0);
+  unreadable_.clear();
   pending_.clear();
   pending_faces_ = 0;
 
   const fs::path csv_path = clip_dir_ / "frames.csv";
   fs::path csv_partial = csv_path;
   csv_partial += ".partial";
-  std::ofstream csv(csv_partial, std::ios::trunc);
-  DSN_CHECK(csv.good(), "cannot write {}", csv_partial.string());
-  csv << "frame,face_id,timestamp,confidence,success,x,y,width,height,blur";
-  for (std::string_view name : data::kEmotionNames) csv << ',' << name;
-  csv << '\n';
-
   std::string error;
-  bool truncated = false;
+  bool csv_complete = false;
   try {
+    std::error_code code;
+    fs::create_directories(clip_dir_ / "faces", code);
+    DSN_CHECK(!code, "cannot create the output folder {}: {}", (clip_dir_ / "faces").string(),
+              code.message());
+    std::ofstream csv(csv_partial, std::ios::trunc);
+    DSN_CHECK(csv.good(), "cannot write {}", csv_partial.string());
+    csv << "frame,face_id,timestamp,confidence,success,x,y,width,height,blur";
+    for (std::string_view name : data::kEmotionNames) csv << ',' << name;
+    csv << '\n';
+
     FrameSource source(clip);
     const std::int64_t expected = source.expected_frames();
+    spdlog::info("{}: scoring {} frames", clip.name,
+                 expected > 0 ? std::to_string(expected) : std::string("the"));
     Frame frame;
-    while (source.next(frame)) {
+    while (true) {
+      try {
+        if (!source.next(frame)) break;
+      } catch (const Error&) {
+        // Rows of the frames read so far are kept: score and write them before reporting.
+        score_pending();
+        write_rows(csv);
+        throw;
+      }
       ++frames_;
-      std::vector<data::Face> faces = aligner_.detect(frame.image);
+      std::vector<data::Face> faces;
+      if (frame.error.empty()) {
+        faces = aligner_.detect(frame.image);
+      } else {
+        unreadable_.push_back(frame.error);
+        spdlog::warn("{}: {}", clip.name, frame.error);
+      }
       if (faces.empty()) {
         pending_.push_back({frame.index, 0, frame.timestamp_s, std::nullopt, {}});
       } else {
@@ -307,108 +349,174 @@ bool Predictor::run(const Clip& clip) {
     }
     score_pending();
     write_rows(csv);
-    truncated = source.truncated();
-    if (truncated) {
-      error = fmt::format("{} is truncated or damaged: decoding stopped after {} frames; the "
-                          "rows written cover those frames only",
-                          clip.video.string(), frames_);
+    csv.close();
+    DSN_CHECK(!csv.fail(), "writing {} failed (disk full?)", csv_partial.string());
+    csv_complete = true;
+    if (source.truncated()) {
+      error = fmt::format(
+          "{} is truncated or damaged: decoding stopped after {} frames; the "
+          "rows written cover those frames only",
+          clip.video.string(), frames_);
+    } else if (!unreadable_.empty()) {
+      error = fmt::format("{} of {} images could not be read (their rows have success 0): {}",
+                          unreadable_.size(), frames_, fmt::join(unreadable_, "; "));
     }
   } catch (const std::exception& caught) {
     error = caught.what();
-    // Rows of frames already scored stay in the CSV; unscored ones are dropped.
   }
   if (options_.progress) std::printf("\n");
-  csv.close();
-  fs::rename(csv_partial, csv_path);
 
+  // The CSV replaces an earlier one only when it was written in full; after a write failure the
+  // earlier file stays and the partial one is kept beside it.
+  std::error_code code;
+  if (csv_complete || (fs::exists(csv_partial, code) && !fs::exists(csv_path, code))) {
+    fs::rename(csv_partial, csv_path, code);
+  }
+
+  try {
+    write_file_atomically(clip_dir_ / "clip.json", clip_json(clip, error).dump(2) + "\n");
+  } catch (const std::exception& caught) {
+    error += (error.empty() ? "" : "; ") + std::string(caught.what());
+  }
+  if (!error.empty()) {
+    spdlog::error("{}: {}", clip.name, error);
+    return false;
+  }
+  const std::string label = clip_label();
+  std::printf(
+      "%s: %lld frames, %lld with a face, %lld without, %lld blurred; clip label %s%s\n",
+      clip.name.c_str(), static_cast<long long>(frames_), static_cast<long long>(frames_with_face_),
+      static_cast<long long>(frames_ - frames_with_face_), static_cast<long long>(frames_blurred_),
+      label.empty() ? "none (no face)" : label.c_str(),
+      options_.weights.empty() ? " (UNTRAINED network: the label is not a prediction)" : "");
+  std::printf("  wrote %s\n", clip_dir_.string().c_str());
+  return true;
+}
+
+const std::array<double, kClasses>& Predictor::clip_scores() const {
   // Blur filtering must not discard a whole clip: fall back to every frame.
   const bool all_blurred = frames_scored_ > 0 && frames_blurred_ == frames_scored_;
-  const std::array<double, kClasses>& scores = all_blurred ? clip_scores_all_ : clip_scores_;
+  return all_blurred ? clip_scores_all_ : clip_scores_;
+}
+
+std::string Predictor::clip_label() const {
+  const std::array<double, kClasses>& scores = clip_scores();
+  if (std::accumulate(scores.begin(), scores.end(), 0.0) <= 0.0) return "";
+  const auto best = std::max_element(scores.begin(), scores.end()) - scores.begin();
+  return std::string(data::kEmotionNames[static_cast<std::size_t>(best)]);
+}
+
+nlohmann::ordered_json Predictor::clip_json(const Clip& clip, const std::string& error) const {
+  const std::array<double, kClasses>& scores = clip_scores();
   nlohmann::ordered_json json;
-  json["input"] = clip.video.empty() ? (clip.images.size() == 1 ? clip.images[0].string()
-                                                                : clip.images[0].parent_path().string())
-                                     : clip.video.string();
+  if (!clip.video.empty()) {
+    json["input"] = clip.video.string();
+  } else {
+    json["input"] =
+        clip.images.size() == 1 ? clip.images[0].string() : clip.images[0].parent_path().string();
+    // Image clips: the file of each frame, frame 1 first.
+    std::vector<std::string> files;
+    for (const fs::path& image : clip.images) files.push_back(image.filename().string());
+    json["frame_files"] = files;
+  }
   json["status"] = error.empty() ? "ok" : "failed";
   if (!error.empty()) json["error"] = error;
   json["model"] = config_.model;
   json["config"] = options_.config.string();
   const bool untrained = options_.weights.empty();
-  json["weights"] = untrained ? fmt::format("untrained (seeded random initialisation, seed {})",
-                                            config_.seed)
-                              : options_.weights.string();
+  json["weights"] =
+      untrained ? fmt::format("untrained (seeded random initialisation, seed {})", config_.seed)
+                : options_.weights.string();
   json["untrained"] = untrained;
   json["frames"] = frames_;
   json["frames_with_face"] = frames_with_face_;
   json["frames_without_face"] = frames_ - frames_with_face_;
   json["frames_blurred"] = frames_blurred_;
   json["blur_threshold"] = blur_filter_.threshold;
-  json["blur_filter_fallback"] = all_blurred;
-  json["classes"] = std::vector<std::string>(data::kEmotionNames.begin(), data::kEmotionNames.end());
+  json["blur_filter_fallback"] = frames_scored_ > 0 && frames_blurred_ == frames_scored_;
+  json["classes"] =
+      std::vector<std::string>(data::kEmotionNames.begin(), data::kEmotionNames.end());
   nlohmann::ordered_json score_json;
   for (int k = 0; k < kClasses; ++k) {
     score_json[std::string(data::kEmotionNames[static_cast<std::size_t>(k)])] =
         scores[static_cast<std::size_t>(k)];
   }
   json["scores"] = score_json;
-  const double total = std::accumulate(scores.begin(), scores.end(), 0.0);
-  std::string label;
-  if (total > 0) {
-    const auto best = std::max_element(scores.begin(), scores.end()) - scores.begin();
-    label = std::string(data::kEmotionNames[static_cast<std::size_t>(best)]);
-    json["label"] = label;
-    json["label_share"] = scores[static_cast<std::size_t>(best)] / total;
-  } else {
+  const std::string label = clip_label();
+  if (label.empty()) {
     json["label"] = nullptr;
+  } else {
+    json["label"] = label;
+    json["label_share"] = *std::max_element(scores.begin(), scores.end()) /
+                          std::accumulate(scores.begin(), scores.end(), 0.0);
   }
   if (untrained) {
-    json["note"] = "scores come from an untrained network with seeded random weights; they are "
-                   "not emotion predictions";
+    json["note"] =
+        "scores come from an untrained network with seeded random weights; they are "
+        "not emotion predictions";
   }
-  write_file_atomically(clip_dir_ / "clip.json", json.dump(2) + "\n");
-
-  if (!error.empty()) {
-    spdlog::error("{}: {}", clip.name, error);
-    return false;
-  }
-  std::printf("%s: %lld frames, %lld with a face, %lld without, %lld blurred; clip label %s%s\n",
-              clip.name.c_str(), static_cast<long long>(frames_),
-              static_cast<long long>(frames_with_face_),
-              static_cast<long long>(frames_ - frames_with_face_),
-              static_cast<long long>(frames_blurred_), label.empty() ? "none (no face)" : label.c_str(),
-              untrained ? " (UNTRAINED network: the label is not a prediction)" : "");
-  std::printf("  wrote %s\n", clip_dir_.string().c_str());
-  return true;
+  return json;
 }
 
 }  // namespace
 
+// Throws dsn::Error naming the first parameter of `net` with a NaN or infinite value.
+void check_finite_weights(nets::EmotionNet& net, const fs::path& weights) {
+  for (auto& [name, tensor] : net.state()) {
+    if (tensor->dtype() != DType::Float32) continue;
+    const std::vector<float> values = tensor->to_vector();
+    const auto bad = std::find_if(values.begin(), values.end(),
+                                  [](float value) { return !std::isfinite(value); });
+    DSN_CHECK(bad == values.end(),
+              "{}: tensor '{}' holds a NaN or infinite value at element {}; the checkpoint is "
+              "damaged or comes from a diverged training run",
+              weights.string(), name, bad - values.begin());
+  }
+}
+
 int run_predict(const PredictOptions& options) {
+  DSN_CHECK(std::isfinite(options.blur_threshold) && options.blur_threshold >= 0.0,
+            "--blur-threshold must be a finite number >= 0, got {}", options.blur_threshold);
+  DSN_CHECK(options.batch_size >= 1, "--batch must be at least 1, got {}", options.batch_size);
+
+  // Inputs and the output folder are checked before the slower model loading.
+  const std::vector<Clip> clips = collect_clips(options.input);
+  std::error_code code;
+  fs::create_directories(options.out_dir, code);
+  DSN_CHECK(!code && fs::is_directory(options.out_dir),
+            "cannot use {} as the output folder: {}; pass another folder with --out",
+            options.out_dir.string(), code ? code.message() : "it is not a folder");
+
   const nets::NetConfig config = nets::load_config(options.config);
-  DSN_CHECK(config.num_classes == kClasses, "{}: num_classes is {}, but prediction writes the {} "
-            "emotion classes", options.config.string(), config.num_classes, kClasses);
+  DSN_CHECK(config.num_classes == kClasses,
+            "{}: num_classes is {}, but prediction writes the {} "
+            "emotion classes",
+            options.config.string(), config.num_classes, kClasses);
   std::unique_ptr<nets::EmotionNet> net = nets::make_net(config);
   net->eval();
   if (options.weights.empty()) {
-    spdlog::warn("no --weights given: the network is untrained (seeded random initialisation, "
-                 "seed {}); its scores are not emotion predictions", config.seed);
+    spdlog::warn(
+        "no --weights given: the network is untrained (seeded random initialisation, "
+        "seed {}); its scores are not emotion predictions",
+        config.seed);
   } else {
     safetensors::load_module(options.weights, *net);
+    check_finite_weights(*net, options.weights);
   }
 
   data::FaceAlignerOptions aligner_options;
   if (!options.landmark_model.empty()) aligner_options.landmark_model = options.landmark_model;
   data::FaceAligner aligner(aligner_options);
 
-  const std::vector<Clip> clips = collect_clips(options.input);
-  fs::create_directories(options.out_dir);
   Predictor predictor(options, config, *net, aligner);
   int failures = 0;
   for (const Clip& clip : clips) {
     if (!predictor.run(clip)) ++failures;
   }
   if (failures > 0) {
-    spdlog::error("{} of {} inputs failed; see the error in each clip.json", failures,
-                  clips.size());
+    spdlog::error(
+        "{} of {} inputs failed; the errors are logged above and recorded in each clip.json",
+        failures, clips.size());
     return 1;
   }
   return 0;

@@ -4,7 +4,8 @@
 #      machine has no GPU), the same kernels compiled for the CPU device emulation, the
 #      benchmarks; ctest runs every suite, the emulated kernel tests under forward, reverse and
 #      random thread schedules;
-#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build of the kernel and engine suites.
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build of the CPU kernel, engine,
+#      emulation, CUDA kernel and CUDA backend suites (ctest label 'sanitize').
 # Needs root or sudo for the package installation only.
 set -euo pipefail
 
@@ -17,18 +18,19 @@ jobs=$(nproc)
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
-echo "== Release build"
+echo "== Release build (${SECONDS} s elapsed)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSN_DEMO_MEDIA="$media" \
   "${launcher[@]}"
 cmake --build build -j "$jobs"
 
-echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
+echo "== ASan + UBSan build of the kernel and engine suites (${SECONDS} s elapsed)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DDSN_SANITIZE="address;undefined" -DDSN_WITH_CUDA=OFF -DDSN_BUILD_BENCH=OFF \
   -DDSN_DEMO_MEDIA="$media" "${launcher[@]}" >/dev/null
-cmake --build build-asan -j "$jobs"
+cmake --build build-asan -j "$jobs" --target dsn_cpu_kernel_tests dsn_engine_tests \
+  dsn_emu_tests dsn_cuda_kernel_tests dsn_backend_tests
 
-echo "== Tests, Release build"
+echo "== Tests, Release build (${SECONDS} s elapsed)"
 ctest --test-dir build --output-on-failure --timeout 900
-echo "== Tests, sanitizer build (label 'sanitize')"
+echo "== Tests, sanitizer build (label 'sanitize') (${SECONDS} s elapsed)"
 ctest --test-dir build-asan --output-on-failure --timeout 1800 -L sanitize

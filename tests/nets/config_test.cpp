@@ -109,8 +109,9 @@ TEST_CASE("config invalid values") {
     std::string line, key, expected;
   };
   const Case cases[] = {
-      {"input_size: 0", "input_size", "positive"},
-      {"input_size: -224", "input_size", "positive"},
+      {"input_size: 0", "input_size", "from 1 to 1024"},
+      {"input_size: -224", "input_size", "from 1 to 1024"},
+      {"input_size: 100000", "input_size", "from 1 to 1024"},
       {"side_width: 6", "side_width", "multiple of 4"},
       {"side_width: 0", "side_width", "multiple of 4"},
       {"fc_width: 0", "fc_width", "positive"},

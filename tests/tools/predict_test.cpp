@@ -4,8 +4,11 @@
 // frame with increasing timestamps, and the errors for bad input.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -32,7 +35,9 @@ fs::path demo_media() {
   return media;
 }
 
-fs::path small_config() { return fs::path(DSN_SOURCE_DIR) / "configs/dsn_vgg_face_small.yaml"; }
+fs::path small_config() {
+  return fs::path(DSN_SOURCE_DIR) / "configs/dsn_vgg_face_small.yaml";
+}
 
 // A fresh folder under the system temporary folder.
 fs::path scratch_dir(const std::string& name) {
@@ -76,7 +81,8 @@ void copy_prefix(const fs::path& from, const fs::path& to, double fraction) {
   std::ifstream in(from, std::ios::binary);
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   bytes.resize(static_cast<std::size_t>(static_cast<double>(bytes.size()) * fraction));
-  std::ofstream(to, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(to, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 }  // namespace
@@ -227,4 +233,74 @@ TEST_CASE("predict rejects bad configs and weights") {
   options.weights = weights;
   CHECK(dsn::app::run_predict(options) == 0);
   CHECK(read_json(out / "jesper/clip.json")["untrained"] == false);
+}
+
+TEST_CASE("predict keeps going past an unreadable image") {
+  const fs::path folder = scratch_dir("one_bad_in");
+  fs::copy_file(demo_media() / "jesper.jpg", folder / "a.jpg");
+  std::ofstream(folder / "b.jpg") << "not a JPEG";
+  fs::copy_file(demo_media() / "anne_helene.jpg", folder / "c.jpg");
+  const fs::path out = scratch_dir("one_bad_out");
+  CHECK(dsn::app::run_predict(options_for(folder, out)) == 1);
+
+  const auto rows = read_csv(out / folder.filename() / "frames.csv");
+  REQUIRE(rows.size() == 4);  // header and the three images
+  CHECK(rows[1][4] == "1");
+  CHECK(rows[2][4] == "0");  // the unreadable image
+  CHECK(rows[3][4] == "1");
+  const nlohmann::json clip = read_json(out / folder.filename() / "clip.json");
+  CHECK(clip["status"] == "failed");
+  CHECK(clip["error"].get<std::string>().find("b.jpg") != std::string::npos);
+  CHECK(clip["frame_files"] == nlohmann::json::array({"a.jpg", "b.jpg", "c.jpg"}));
+  CHECK(clip["frames_with_face"] == 2);
+}
+
+TEST_CASE("predict rejects weights with NaN") {
+  const fs::path out = scratch_dir("nan_weights");
+  auto net = dsn::nets::make_net(dsn::nets::load_config(small_config()));
+  dsn::Tensor& first = net->named_parameters().front().second->value;
+  std::vector<float> values = first.to_vector();
+  values[3] = std::numeric_limits<float>::quiet_NaN();
+  first = dsn::Tensor::from_vector(first.shape(), values);
+  const fs::path weights = out / "nan.safetensors";
+  dsn::safetensors::save_module(weights, *net);
+
+  dsn::app::PredictOptions options = options_for(demo_media() / "jesper.jpg", out);
+  options.weights = weights;
+  try {
+    dsn::app::run_predict(options);
+    FAIL("expected dsn::Error for NaN weights");
+  } catch (const dsn::Error& error) {
+    const std::string message = error.what();
+    CHECK(message.find("nan.safetensors") != std::string::npos);
+    CHECK(message.find(net->named_parameters().front().first) != std::string::npos);
+  }
+}
+
+TEST_CASE("predict rejects an output path that is a file") {
+  const fs::path out = scratch_dir("out_is_file");
+  const fs::path file = out / "taken";
+  std::ofstream(file) << "an existing file";
+  try {
+    dsn::app::run_predict(options_for(demo_media() / "jesper.jpg", file));
+    FAIL("expected dsn::Error for --out");
+  } catch (const dsn::Error& error) {
+    CHECK(std::string(error.what()).find("taken") != std::string::npos);
+  }
+  std::ifstream in(file);
+  std::string text;
+  std::getline(in, text);
+  CHECK(text == "an existing file");
+}
+
+TEST_CASE("predict rejects a FIFO input") {
+  const fs::path out = scratch_dir("fifo");
+  const fs::path fifo = out / "stream.mp4";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  try {
+    dsn::app::run_predict(options_for(fifo, out / "out"));
+    FAIL("expected dsn::Error for a FIFO");
+  } catch (const dsn::Error& error) {
+    CHECK(std::string(error.what()).find("stream.mp4") != std::string::npos);
+  }
 }
