@@ -19,8 +19,8 @@ struct File {
   std::map<std::string, std::string> metadata;          // the "__metadata__" entry
 };
 
-// Writes the tensors (any device; copied to the host) to `path` through a temporary file in the
-// same folder and a rename, so an existing file is never left half-written.
+// Writes the tensors (from any device, copied to the host) to `path` through a temporary file in
+// the same folder and a rename, so an existing file is never left half-written.
 void save(const std::filesystem::path& path,
           const std::vector<std::pair<std::string, Tensor>>& tensors,
           const std::map<std::string, std::string>& metadata = {});
@@ -35,9 +35,9 @@ void save_module(const std::filesystem::path& path, Module& module,
                  const std::map<std::string, std::string>& metadata = {});
 
 // Loads into every parameter and buffer of `module`, copying to the tensors' devices. The file
-// must hold exactly the module's names with the same shapes; otherwise throws dsn::Error naming
-// the first tensor that does not fit, its shape in the file and in the module. Nothing is
-// modified unless the whole file fits.
+// must contain exactly the module's names with the same shapes. Otherwise this throws dsn::Error
+// naming the first tensor that does not fit, with its shape in the file and in the module, and
+// modifies nothing.
 void load_module(const std::filesystem::path& path, Module& module);
 
 }  // namespace dsn::safetensors

@@ -4,7 +4,7 @@
 // once their batch is scored; a frame without a face is a row with success 0. A clip's score is
 // the sum of the per-frame probabilities of the largest face in each frame whose crop is not
 // blurred (variance of the Laplacian at or above the threshold), as in the EmotiW 2018 DSN
-// pipeline; the label is its argmax.
+// pipeline. The label is its argmax.
 #include "tools/predict.h"
 
 #include <unistd.h>
@@ -366,8 +366,8 @@ bool Predictor::run(const Clip& clip) {
   }
   if (options_.progress) std::printf("\n");
 
-  // The CSV replaces an earlier one only when it was written in full; after a write failure the
-  // earlier file stays and the partial one is kept beside it.
+  // The CSV replaces an earlier one only when it was written in full. After a write failure the
+  // earlier file stays, and the partial one is kept beside it.
   std::error_code code;
   if (csv_complete || (fs::exists(csv_partial, code) && !fs::exists(csv_path, code))) {
     fs::rename(csv_partial, csv_path, code);

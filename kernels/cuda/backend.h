@@ -11,7 +11,7 @@
 
 namespace dsn::cuda {
 
-// Which implementation serves the ops that have a vendor equivalent: cuDNN for convolution,
+// The implementation of the ops that have a vendor equivalent: cuDNN for convolution,
 // batch norm (except the inference-mode backward) and softmax, cuBLAS for GEMM, both in strict
 // FP32. Pooling stays hand-written in both (see vendor.cpp). The vendor libraries exist in the
 // nvcc build only.

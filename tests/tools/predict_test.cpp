@@ -229,7 +229,7 @@ TEST_CASE("predict rejects bad configs and weights") {
     CHECK(message.find("truncated") != std::string::npos);
   }
 
-  // The intact checkpoint loads and the output no longer says untrained.
+  // The intact checkpoint loads, and clip.json no longer reports untrained weights.
   options.weights = weights;
   CHECK(dsn::app::run_predict(options) == 0);
   CHECK(read_json(out / "jesper/clip.json")["untrained"] == false);
