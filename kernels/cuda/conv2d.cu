@@ -45,6 +45,8 @@
 // Register use and spills, from ptxas: see the tile definitions.
 #include "kernels/cuda/compat.cuh"
 
+#include "kernels/cuda/tile_mma.cuh"
+
 #include "kernels/cuda/conv2d.h"
 
 #include <algorithm>
@@ -430,100 +432,11 @@ struct OutputGradGather {
 
 // --- Block-level GEMM ------------------------------------------------------------------------
 
-// Tile row of this thread's i-th output row (lanes run along rows) and column of its j-th column.
-template <class T>
-__device__ __forceinline__ int thread_row(int i) {
-  const int tm = threadIdx.x % T::kThreadsM;
-  return i / 4 * (T::kThreadsM * 4) + tm * 4 + i % 4;
-}
-
-template <class T>
-__device__ __forceinline__ int thread_column(int j) {
-  const int tn = threadIdx.x / T::kThreadsM;
-  return j / 4 * (T::kThreadsN * 4) + tn * 4 + j % 4;
-}
-
-// acc += the products of one reduction element: a_row and b_row are row k of the shared tiles.
-template <class T>
-__device__ __forceinline__ void multiply_step(const float* a_row, const float* b_row,
-                                              float (&acc)[T::kThreadM][T::kThreadN]) {
-  float a[T::kThreadM];
-  float b[T::kThreadN];
-#pragma unroll
-  for (int i = 0; i < T::kThreadM; i += 4) {
-    const float4 v = *reinterpret_cast<const float4*>(a_row + thread_row<T>(i));
-    a[i] = v.x;
-    a[i + 1] = v.y;
-    a[i + 2] = v.z;
-    a[i + 3] = v.w;
-  }
-#pragma unroll
-  for (int j = 0; j < T::kThreadN; j += 4) {
-    const float4 v = *reinterpret_cast<const float4*>(b_row + thread_column<T>(j));
-    b[j] = v.x;
-    b[j + 1] = v.y;
-    b[j + 2] = v.z;
-    b[j + 3] = v.w;
-  }
-#pragma unroll
-  for (int i = 0; i < T::kThreadM; ++i) {
-#pragma unroll
-    for (int j = 0; j < T::kThreadN; ++j) acc[i][j] += a[i] * b[j];
-  }
-}
-
-// acc = this thread's sub-tile of the block's GEMM over `reduction` elements, gathered by a
-// (rows) and b (columns). Every thread of the block must call it.
-template <class T, class GatherA, class GatherB>
-__device__ __forceinline__ void multiply_tiles(GatherA& a, GatherB& b, int reduction,
-                                               float (&acc)[T::kThreadM][T::kThreadN]) {
-  __shared__ __align__(16) float a_tile[2][T::kK * T::kStrideA];
-  __shared__ __align__(16) float b_tile[2][T::kK * T::kStrideB];
-  const int steps = ceil_div(reduction, T::kK);
-  if (steps == 0) return;
-
-  float a_stage[GatherA::kLoads];
-  float b_stage[GatherB::kLoads];
-  a.load(a_stage, reduction);
-  b.load(b_stage, reduction);
-  a.store(a_stage, a_tile[0]);
-  b.store(b_stage, b_tile[0]);
-  __syncthreads();
-
-  for (int step = 0; step < steps; ++step) {
-    const int buffer = step & 1;
-    const bool more = step + 1 < steps;
-    if (more) {
-      a.advance();
-      b.advance();
-      a.load(a_stage, reduction - (step + 1) * T::kK);
-      b.load(b_stage, reduction - (step + 1) * T::kK);
-    }
-
-    const float* a_rows = a_tile[buffer];
-    const float* b_rows = b_tile[buffer];
-    const int count = min(T::kK, reduction - step * T::kK);
-    if (count == T::kK) {
-#pragma unroll
-      for (int k = 0; k < T::kK; ++k) {
-        multiply_step<T>(a_rows + k * T::kStrideA, b_rows + k * T::kStrideB, acc);
-      }
-    } else {
-      // The last, partial step: the rows past the end are zeros, but skipping them saves most
-      // of SmallChannelTile's single step when C * R * S is well below kK.
-      for (int k = 0; k < count; ++k) {
-        multiply_step<T>(a_rows + k * T::kStrideA, b_rows + k * T::kStrideB, acc);
-      }
-    }
-
-    // The other buffer was last read in the previous step, before the barrier that ended it.
-    if (more) {
-      a.store(a_stage, a_tile[buffer ^ 1]);
-      b.store(b_stage, b_tile[buffer ^ 1]);
-      __syncthreads();
-    }
-  }
-}
+// Lanes run along GEMM rows, the dimension that is contiguous in the output. The last, partial
+// step stops at the end of the reduction, which saves most of SmallChannelTile's single step when
+// C * R * S is well below kK.
+constexpr tile_mma::LaneAxis kLanes = tile_mma::LaneAxis::kRows;
+constexpr tile_mma::LastStep kLastStep = tile_mma::LastStep::kStopAtEnd;
 
 // --- Kernels ---------------------------------------------------------------------------------
 
@@ -549,16 +462,16 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks)
   PixelGather<T, false> a(image, z, row < pixels, row0, col0, z.r, z.s, reduction);
   FilterRows<T> b(w, n0, z.k, reduction);
   float acc[T::kThreadM][T::kThreadN] = {};
-  multiply_tiles<T>(a, b, reduction, acc);
+  tile_mma::multiply_tiles<T, kLanes, kLastStep>(a, b, reduction, acc);
 
 #pragma unroll
   for (int i = 0; i < T::kThreadM; ++i) {
-    const int pixel = m0 + thread_row<T>(i);
+    const int pixel = m0 + tile_mma::thread_row<T, kLanes>(i);
     if (pixel >= pixels) continue;
     float* out = y + std::int64_t(pixel / plane) * z.k * plane + pixel % plane;
 #pragma unroll
     for (int j = 0; j < T::kThreadN; ++j) {
-      const int channel = n0 + thread_column<T>(j);
+      const int channel = n0 + tile_mma::thread_column<T, kLanes>(j);
       if (channel >= z.k) continue;
       float value = acc[i][j];
       if (bias != nullptr) value += bias[channel];
@@ -605,12 +518,12 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks)
   PixelGather<T, true> a(image, z, row < pixels, row0, col0, taps_h, taps_w, reduction);
   PhaseFilterGather<T> b(w, z, n0, phase_h, phase_w, taps_h, taps_w, reduction);
   float acc[T::kThreadM][T::kThreadN] = {};
-  multiply_tiles<T>(a, b, reduction, acc);
+  tile_mma::multiply_tiles<T, kLanes, kLastStep>(a, b, reduction, acc);
 
   const int plane = z.h * z.w;
 #pragma unroll
   for (int i = 0; i < T::kThreadM; ++i) {
-    const int pixel = m0 + thread_row<T>(i);
+    const int pixel = m0 + tile_mma::thread_row<T, kLanes>(i);
     if (pixel >= pixels) continue;
     const int rest = pixel % phase_plane;
     const int h = first_h + rest / cols * z.stride_h;
@@ -618,7 +531,7 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks)
     float* out = dx + std::int64_t(pixel / phase_plane) * z.c * plane + h * z.w + wcol;
 #pragma unroll
     for (int j = 0; j < T::kThreadN; ++j) {
-      const int channel = n0 + thread_column<T>(j);
+      const int channel = n0 + tile_mma::thread_column<T, kLanes>(j);
       if (channel < z.c) out[channel * plane] = acc[i][j];
     }
   }
@@ -643,16 +556,16 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks)
   TapGather<T> a(x, z, pixel_step, tap_step, m0, k_begin);
   OutputGradGather<T> b(dy, z, a, n0);
   float acc[T::kThreadM][T::kThreadN] = {};
-  multiply_tiles<T>(a, b, reduction, acc);
+  tile_mma::multiply_tiles<T, kLanes, kLastStep>(a, b, reduction, acc);
 
   float* partial = out + std::int64_t(blockIdx.z) * z.k * taps;
 #pragma unroll
   for (int i = 0; i < T::kThreadM; ++i) {
-    const int tap = m0 + thread_row<T>(i);
+    const int tap = m0 + tile_mma::thread_row<T, kLanes>(i);
     if (tap >= taps) continue;
 #pragma unroll
     for (int j = 0; j < T::kThreadN; ++j) {
-      const int channel = n0 + thread_column<T>(j);
+      const int channel = n0 + tile_mma::thread_column<T, kLanes>(j);
       if (channel < z.k) partial[channel * taps + tap] = acc[i][j];
     }
   }

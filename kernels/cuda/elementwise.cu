@@ -24,6 +24,8 @@
 // nvcc 13 with -Xptxas -v for sm_90: at most 40 registers per thread, no spills.
 #include "kernels/cuda/compat.cuh"
 
+#include "kernels/cuda/block_reduce.cuh"
+
 #include "kernels/cuda/elementwise.h"
 
 #include <algorithm>
@@ -138,29 +140,6 @@ __global__ void bias_add_tiled(std::int64_t rows, std::int64_t hw, unsigned chan
       y_row[i] += b;
     }
   }
-}
-
-// Returns the sum over the warp in lane 0, added in a fixed tree order.
-__device__ double warp_sum(double value) {
-  for (int offset = warpSize / 2; offset > 0; offset /= 2) {
-    value += __shfl_down_sync(0xffffffffu, value, offset);
-  }
-  return value;
-}
-
-// Returns the sum over the block (x fastest, a multiple of 32 threads) in its first thread.
-__device__ double block_sum(double value) {
-  __shared__ double warp_totals[32];
-  const int thread = threadIdx.y * blockDim.x + threadIdx.x;
-  const int warp = thread / warpSize, lane = thread % warpSize;
-  value = warp_sum(value);
-  if (lane == 0) warp_totals[warp] = value;
-  __syncthreads();
-  if (warp == 0) {
-    const int warps = blockDim.x * blockDim.y / warpSize;
-    value = warp_sum(lane < warps ? warp_totals[lane] : 0.0);
-  }
-  return value;
 }
 
 // partials[channel * splits + split] = split's share of the sum of dy (N, C, HW) over channel,

@@ -26,6 +26,8 @@
 // twin does not do.
 #include "kernels/cuda/compat.cuh"
 
+#include "kernels/cuda/tile_mma.cuh"
+
 #include "kernels/cuda/gemm.h"
 
 #include <algorithm>
@@ -73,11 +75,12 @@ struct GemmArgs {
   float alpha, beta;
 };
 
-// Loads this thread's elements of one operand slice, (kOuter, kK) in (outer, k) coordinates.
+// Loads this thread's elements of one operand slice, (kOuter, kK) in (outer, k) coordinates,
+// into a (kK, kStride) shared tile.
 // With kAlongK, the operand is contiguous along k (element (o, l) at matrix[o * ld + l]) and the
 // lanes of a warp take consecutive k. Otherwise it is contiguous along outer (matrix[o + l * ld])
 // and the lanes take consecutive outer indices. Either way a warp reads consecutive addresses.
-template <class T, int kOuter, bool kAlongK>
+template <class T, int kOuter, int kStride, bool kAlongK>
 struct MatrixTileLoader {
   static constexpr int kLoads = kOuter * T::kK / T::kThreads;
   // Tile distance between this thread's consecutive elements.
@@ -90,15 +93,14 @@ struct MatrixTileLoader {
   unsigned outer_mask;  // bit j: element j lies inside the matrix along outer
   int k_left;           // reduction elements from this thread's element 0 to the end
 
-  // `stride` is the row stride of the shared tile that store() writes.
   __device__ MatrixTileLoader(const float* matrix, std::int64_t leading_dimension, int outer0,
-                              int outer_total, int k_total, int stride)
+                              int outer_total, int k_total)
       : ld(leading_dimension) {
     static_assert(kLoads <= 32, "outer_mask has one bit per element");
     const int t = threadIdx.x;
     const int outer = kAlongK ? t / T::kK : t % kOuter;
     const int k = kAlongK ? t % T::kK : t / kOuter * kLoads;
-    tile_index = k * stride + outer;
+    tile_index = k * kStride + outer;
     const std::int64_t o = outer0 + outer;
     source = matrix + (kAlongK ? o * ld + k : o + k * ld);
     outer_mask = 0;
@@ -109,7 +111,9 @@ struct MatrixTileLoader {
     k_left = k_total - k;
   }
 
-  __device__ void load(float (&stage)[kLoads]) const {
+  // k_left tracks the end of the reduction, so the remaining count that multiply_tiles passes
+  // is not needed.
+  __device__ void load(float (&stage)[kLoads], int /*remaining*/) const {
     const float* p = source;
     const std::int64_t jump = kAlongK ? kOuterStep * ld : ld;
 #pragma unroll
@@ -120,11 +124,11 @@ struct MatrixTileLoader {
     }
   }
 
-  // Writes the staged elements into the (kK, stride) shared tile.
-  __device__ void store(const float (&stage)[kLoads], float* tile, int stride) const {
+  // Writes the staged elements into the (kK, kStride) shared tile.
+  __device__ void store(const float (&stage)[kLoads], float* tile) const {
 #pragma unroll
     for (int j = 0; j < kLoads; ++j) {
-      tile[tile_index + j * (kKStep * stride + kOuterStep)] = stage[j];
+      tile[tile_index + j * (kKStep * kStride + kOuterStep)] = stage[j];
     }
   }
 
@@ -134,89 +138,11 @@ struct MatrixTileLoader {
   }
 };
 
-template <class T>
-__device__ __forceinline__ int thread_row(int i) {
-  const int tm = threadIdx.x / T::kThreadsN;
-  return i / 4 * (T::kThreadsM * 4) + tm * 4 + i % 4;
-}
-
-template <class T>
-__device__ __forceinline__ int thread_column(int j) {
-  const int tn = threadIdx.x % T::kThreadsN;
-  return j / 4 * (T::kThreadsN * 4) + tn * 4 + j % 4;
-}
-
-// acc += the products of reduction element k of the shared tiles for this thread's sub-tile.
-template <class T>
-__device__ __forceinline__ void multiply_step(const float* a_row, const float* b_row,
-                                              float (&acc)[T::kThreadM][T::kThreadN]) {
-  float a[T::kThreadM];
-  float b[T::kThreadN];
-#pragma unroll
-  for (int i = 0; i < T::kThreadM; i += 4) {
-    const float4 v = *reinterpret_cast<const float4*>(a_row + thread_row<T>(i));
-    a[i] = v.x;
-    a[i + 1] = v.y;
-    a[i + 2] = v.z;
-    a[i + 3] = v.w;
-  }
-#pragma unroll
-  for (int j = 0; j < T::kThreadN; j += 4) {
-    const float4 v = *reinterpret_cast<const float4*>(b_row + thread_column<T>(j));
-    b[j] = v.x;
-    b[j + 1] = v.y;
-    b[j + 2] = v.z;
-    b[j + 3] = v.w;
-  }
-#pragma unroll
-  for (int i = 0; i < T::kThreadM; ++i) {
-#pragma unroll
-    for (int j = 0; j < T::kThreadN; ++j) acc[i][j] += a[i] * b[j];
-  }
-}
-
-// acc (kThreadM, kThreadN) = this thread's part of the block's product over the whole reduction.
-template <class T, class LoaderA, class LoaderB>
-__device__ void multiply_tiles(LoaderA& a, LoaderB& b, int reduction,
-                               float (&acc)[T::kThreadM][T::kThreadN]) {
-  __shared__ __align__(16) float a_tile[2][T::kK * T::kStrideA];
-  __shared__ __align__(16) float b_tile[2][T::kK * T::kStrideB];
-  const int steps = ceil_div(reduction, T::kK);
-  if (steps == 0) return;
-
-  float a_stage[LoaderA::kLoads];
-  float b_stage[LoaderB::kLoads];
-  a.load(a_stage);
-  b.load(b_stage);
-  a.store(a_stage, a_tile[0], T::kStrideA);
-  b.store(b_stage, b_tile[0], T::kStrideB);
-  __syncthreads();
-
-  for (int step = 0; step < steps; ++step) {
-    const int buffer = step & 1;
-    const bool more = step + 1 < steps;
-    if (more) {
-      a.advance();
-      b.advance();
-      a.load(a_stage);
-      b.load(b_stage);
-    }
-
-    // Elements past the end of the reduction were loaded as zeros, so a partial last step can
-    // run the full unrolled loop.
-#pragma unroll
-    for (int k = 0; k < T::kK; ++k) {
-      multiply_step<T>(&a_tile[buffer][k * T::kStrideA], &b_tile[buffer][k * T::kStrideB], acc);
-    }
-
-    // The other buffer was last read in the previous step, before the barrier that ended it.
-    if (more) {
-      a.store(a_stage, a_tile[buffer ^ 1], T::kStrideA);
-      b.store(b_stage, b_tile[buffer ^ 1], T::kStrideB);
-      __syncthreads();
-    }
-  }
-}
+// Lanes run along N, so the lanes of a warp store neighbouring columns of a row of C. Elements
+// past the end of the reduction are loaded as zeros, so a partial last step runs the full
+// unrolled loop.
+constexpr tile_mma::LaneAxis kLanes = tile_mma::LaneAxis::kColumns;
+constexpr tile_mma::LastStep kLastStep = tile_mma::LastStep::kFullUnrolled;
 
 // One (kM, kN) tile of C per block: blockIdx.x along M, blockIdx.y along N.
 template <class T, bool kTransA, bool kTransB>
@@ -227,19 +153,19 @@ __global__ void __launch_bounds__(T::kThreads, T::kMinBlocks)
   const int n0 = blockIdx.y * T::kN;
 
   // op(A)(i, l) is a[i * lda + l], or a[l * lda + i] when transposed. Likewise op(B)(l, j).
-  MatrixTileLoader<T, T::kM, !kTransA> a_loader(a, args.lda, m0, args.m, args.k, T::kStrideA);
-  MatrixTileLoader<T, T::kN, kTransB> b_loader(b, args.ldb, n0, args.n, args.k, T::kStrideB);
+  MatrixTileLoader<T, T::kM, T::kStrideA, !kTransA> a_loader(a, args.lda, m0, args.m, args.k);
+  MatrixTileLoader<T, T::kN, T::kStrideB, kTransB> b_loader(b, args.ldb, n0, args.n, args.k);
   float acc[T::kThreadM][T::kThreadN] = {};
-  multiply_tiles<T>(a_loader, b_loader, args.k, acc);
+  tile_mma::multiply_tiles<T, kLanes, kLastStep>(a_loader, b_loader, args.k, acc);
 
 #pragma unroll
   for (int i = 0; i < T::kThreadM; ++i) {
-    const int row = m0 + thread_row<T>(i);
+    const int row = m0 + tile_mma::thread_row<T, kLanes>(i);
     if (row >= args.m) continue;
     float* c_row = c + row * args.ldc;
 #pragma unroll
     for (int j = 0; j < T::kThreadN; ++j) {
-      const int column = n0 + thread_column<T>(j);
+      const int column = n0 + tile_mma::thread_column<T, kLanes>(j);
       if (column >= args.n) continue;
       // beta == 0 must not read C, which may be uninitialised (NaN * 0 is NaN).
       const float value = args.alpha * acc[i][j];

@@ -19,6 +19,8 @@
 // nvcc 13 with -Xptxas -v for sm_90: at most 56 registers per thread, no spills.
 #include "kernels/cuda/compat.cuh"
 
+#include "kernels/cuda/block_reduce.cuh"
+
 #include "kernels/cuda/pool2d.h"
 
 #include <algorithm>
@@ -189,14 +191,6 @@ __global__ void avg_pool2d_backward_gather(Pool2dShape shape, PooledSize out,
       dx[row * shape.w + iw] = total;
     }
   }
-}
-
-// Returns the sum over the warp in lane 0, added in a fixed tree order.
-__device__ double warp_sum(double value) {
-  for (int offset = warpSize / 2; offset > 0; offset /= 2) {
-    value += __shfl_down_sync(0xffffffffu, value, offset);
-  }
-  return value;
 }
 
 // y[plane] = mean of x's plane (HW elements): one warp per plane, lanes striding along the

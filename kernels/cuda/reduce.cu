@@ -16,6 +16,8 @@
 // nvcc 13 with -Xptxas -v for sm_90: at most 40 registers per thread, no spills.
 #include "kernels/cuda/compat.cuh"
 
+#include "kernels/cuda/block_reduce.cuh"
+
 #include "kernels/cuda/reduce.h"
 
 #include <algorithm>
@@ -41,30 +43,6 @@ constexpr std::int64_t kMaxPartials = 1024;
 constexpr std::int64_t kTargetBlocks = 1024;
 // Smallest workspace allocation. Larger requests round up to a power of two.
 constexpr std::size_t kMinWorkspaceBytes = 64 * 1024;
-
-// Returns the sum over the warp in lane 0, added in a fixed tree order (lane l takes lane
-// l + offset for offset = 16, 8, 4, 2, 1).
-__device__ double warp_sum(double value) {
-  for (int offset = warpSize / 2; offset > 0; offset /= 2) {
-    value += __shfl_down_sync(0xffffffffu, value, offset);
-  }
-  return value;
-}
-
-// Returns the sum over the block in thread 0 (other threads receive partial sums). The block is
-// 1-D with a multiple of 32 threads.
-__device__ double block_sum(double value) {
-  __shared__ double warp_totals[32];
-  const int warp = threadIdx.x / warpSize, lane = threadIdx.x % warpSize;
-  value = warp_sum(value);
-  if (lane == 0) warp_totals[warp] = value;
-  __syncthreads();
-  if (warp == 0) {
-    const int warps = blockDim.x / warpSize;
-    value = warp_sum(lane < warps ? warp_totals[lane] : 0.0);
-  }
-  return value;
-}
 
 // partials[blockIdx.x] = this block's share of x (count): thread t adds elements t, t + S,
 // t + 2S, ... (S = all threads of the grid), as float4s when kVectorized (x 16-byte aligned),

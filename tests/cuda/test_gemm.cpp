@@ -20,49 +20,15 @@
 #include "engine/error.h"
 #include "kernels/cuda/gemm.h"
 #include "tests/cuda/device_buffer.h"
+#include "tests/cuda/rounding_bound.h"
 #include "tests/support/reference.h"
 
 namespace dsn {
 namespace {
 
+using test::BoundCheck;
+using test::check_rounding_bound;
 using test::DeviceBuffer;
-
-struct BoundCheck {
-  bool ok = true;
-  std::string message;  // the worst element when not ok
-};
-
-// Checks |got_i - expected_i| <= 2 * terms * 2^-24 * magnitude_i for every element, where
-// magnitude_i is the sum of the absolute values of the terms that made element i.
-BoundCheck check_rounding_bound(std::span<const float> got, std::span<const double> expected,
-                                std::span<const double> magnitude, double terms) {
-  if (got.size() != expected.size() || got.size() != magnitude.size()) {
-    return {false, fmt::format("size mismatch: got {}, expected {}, magnitudes {}", got.size(),
-                               expected.size(), magnitude.size())};
-  }
-  const double unit = std::ldexp(1.0, -24);
-  std::size_t failures = 0, worst = 0;
-  double worst_ratio = -1.0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double error = std::abs(double(got[i]) - expected[i]);
-    const double bound = 2.0 * terms * unit * magnitude[i];
-    const bool pass = error <= bound;  // false for NaN
-    double ratio = std::numeric_limits<double>::infinity();
-    if (pass) ratio = bound > 0.0 ? error / bound : 0.0;
-    if (!pass) ++failures;
-    if (ratio > worst_ratio) {
-      worst_ratio = ratio;
-      worst = i;
-    }
-  }
-  if (failures == 0) return {};
-  return {false,
-          fmt::format("{} of {} elements exceed the rounding bound; worst at index {}: got {:.9g}, "
-                      "expected {:.9g}, error {:.3g}, bound {:.3g}",
-                      failures, got.size(), worst, got[worst], expected[worst],
-                      std::abs(double(got[worst]) - expected[worst]),
-                      2.0 * terms * unit * magnitude[worst])};
-}
 
 std::vector<float> absolute(const std::vector<float>& values) {
   std::vector<float> result(values.size());
