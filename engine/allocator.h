@@ -1,6 +1,6 @@
-// Memory for tensor storage. Each backend supplies an allocator; the CPU one is 64-byte aligned
-// host memory, and a device backend plugs in its own (a caching allocator on CUDA) without
-// changes to tensors, ops or networks.
+// Memory for tensor storage. Each backend supplies an allocator. The CPU one returns 64-byte
+// aligned host memory, and a device backend plugs in its own (a caching allocator on CUDA)
+// without changes to tensors, ops or networks.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,6 @@
 // Reverse-mode automatic differentiation.
 //
-// Each op that sees an input requiring gradients records a Node on its output: the inputs and a
+// Each op that receives an input requiring gradients records a Node on its output: the inputs and a
 // backward function. backward(loss) orders the recorded nodes (the tape) from the loss back to
 // the leaves and runs them in reverse, accumulating gradients into leaf tensors (parameters).
 // The graph is released afterwards, so each forward pass is differentiated once: a second

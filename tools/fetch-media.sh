@@ -2,7 +2,7 @@
 # Fetches the real demo media: Debian's kphotoalbum package ships a 4.5-second webcam clip of a
 # person talking (movie.avi, 160 x 120 MJPEG, 68 frames) and portrait photos. The package is
 # downloaded and unpacked into a cache folder, not installed (installing it would pull in a
-# desktop). Prints the folder that holds the media.
+# desktop). Prints the folder that contains the media.
 #
 # Usage: tools/fetch-media.sh [CACHE_DIR]   (default: .cache in the repository)
 set -euo pipefail

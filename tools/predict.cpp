@@ -122,6 +122,8 @@ std::vector<Clip> collect_clips(const fs::path& input) {
     }
     return clips;
   }
+
+  // A folder: each video is a clip, and its images together form one more.
   Clip images{input.filename().string(), {}, {}};
   if (images.name.empty()) images.name = input.parent_path().filename().string();
   for (const fs::path& path : data::list_media(input)) {
@@ -132,7 +134,8 @@ std::vector<Clip> collect_clips(const fs::path& input) {
     }
   }
   if (!images.images.empty()) clips.push_back(images);
-  DSN_CHECK(!clips.empty(), "folder {} holds no video or image files", input.string());
+  DSN_CHECK(!clips.empty(), "folder {} contains no video or image files", input.string());
+
   // Distinct output folders for clips with the same name.
   std::map<std::string, int> seen;
   for (Clip& clip : clips) {

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds dsn and runs the whole test suite:
-#   1. a Release build: the CPU engine, every CUDA kernel compiled by nvcc (compile only when the
-#      machine has no GPU), the same kernels compiled for the CPU device emulation, the
-#      benchmarks; ctest runs every suite, the emulated kernel tests under forward, reverse and
-#      random thread schedules;
+#   1. a Release build of the CPU engine, every CUDA kernel compiled by nvcc (compile only when
+#      the machine has no GPU), the same kernels compiled for the CPU device emulation, and the
+#      benchmarks. ctest runs every suite, and the emulated kernel tests run under forward,
+#      reverse and random thread schedules;
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build of the CPU kernel, engine,
 #      emulation, CUDA kernel and CUDA backend suites (ctest label 'sanitize').
 # Needs root or sudo for the package installation only.

@@ -1,7 +1,7 @@
 // A caching allocator for device memory on the engine's Allocator interface. Freed blocks are
 // kept for reuse instead of being returned with cudaFree, because cudaMalloc and cudaFree
 // synchronise the device and cost far more than a training step's kernels. A request is served
-// by the smallest cached block that fits and is at most twice its size; when cudaMalloc runs out
+// by the smallest cached block that fits and is at most twice its size. When cudaMalloc runs out
 // of memory, the cache is emptied and the request retried once.
 #pragma once
 

@@ -20,7 +20,7 @@ namespace dsn::cuda::tile_mma {
 // The tile axis that consecutive threads, and so the lanes of a warp, run along.
 enum class LaneAxis { kRows, kColumns };
 
-// How multiply_tiles treats a last step with fewer than kK reduction elements.
+// The treatment of a last step with fewer than kK reduction elements in multiply_tiles.
 enum class LastStep {
   // Runs the full unrolled loop over the zeros that the loaders stored past the end.
   kFullUnrolled,

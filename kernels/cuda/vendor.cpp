@@ -126,7 +126,13 @@ class VendorBackend final : public CudaBackend {
                       float* y, bool relu) override {
     validate(s);
     ConvDescriptors d(s);
-    const cudnnConvolutionFwdAlgoPerf_t& algo = forward_algo(s, d, x, w, y);
+    // y is overwritten by the timing runs, which is fine: the real call follows.
+    const auto& algo = cached_algorithm(
+        forward_algos_, s, "forward", [&](Scratch& search, int* count, auto* result) {
+          DSN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
+              cudnn_, d.x.handle, x, d.w.handle, w, d.conv.handle, d.y.handle, y, 1, count,
+              result, search.get(), search.bytes()));
+        });
     Scratch workspace(allocator_, algo.memory);
     const float one = 1.0f, zero = 0.0f;
     DSN_CUDNN_CHECK(cudnnConvolutionForward(cudnn_, &one, d.x.handle, x, d.w.handle, w,
@@ -143,22 +149,16 @@ class VendorBackend final : public CudaBackend {
                             float* dx) override {
     validate(s);
     ConvDescriptors d(s);
-    auto found = data_algos_.find(key_of(s));
-    if (found == data_algos_.end()) {
-      Scratch search(allocator_, kFindWorkspaceBytes);
-      int count = 0;
-      cudnnConvolutionBwdDataAlgoPerf_t result{};
-      DSN_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
-          cudnn_, d.w.handle, w, d.y.handle, dy, d.conv.handle, d.x.handle, dx, 1, &count,
-          &result, search.get(), search.bytes()));
-      DSN_CHECK(count > 0 && result.status == CUDNN_STATUS_SUCCESS,
-                "cuDNN found no backward-data algorithm for this convolution");
-      found = data_algos_.emplace(key_of(s), result).first;
-    }
-    Scratch workspace(allocator_, found->second.memory);
+    const auto& algo = cached_algorithm(
+        data_algos_, s, "backward-data", [&](Scratch& search, int* count, auto* result) {
+          DSN_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
+              cudnn_, d.w.handle, w, d.y.handle, dy, d.conv.handle, d.x.handle, dx, 1, count,
+              result, search.get(), search.bytes()));
+        });
+    Scratch workspace(allocator_, algo.memory);
     const float one = 1.0f, zero = 0.0f;
     DSN_CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn_, &one, d.w.handle, w, d.y.handle, dy,
-                                                 d.conv.handle, found->second.algo,
+                                                 d.conv.handle, algo.algo,
                                                  workspace.get(), workspace.bytes(), &zero,
                                                  d.x.handle, dx));
   }
@@ -167,22 +167,16 @@ class VendorBackend final : public CudaBackend {
                               float* dbias) override {
     validate(s);
     ConvDescriptors d(s);
-    auto found = filter_algos_.find(key_of(s));
-    if (found == filter_algos_.end()) {
-      Scratch search(allocator_, kFindWorkspaceBytes);
-      int count = 0;
-      cudnnConvolutionBwdFilterAlgoPerf_t result{};
-      DSN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
-          cudnn_, d.x.handle, x, d.y.handle, dy, d.conv.handle, d.w.handle, dw, 1, &count,
-          &result, search.get(), search.bytes()));
-      DSN_CHECK(count > 0 && result.status == CUDNN_STATUS_SUCCESS,
-                "cuDNN found no backward-filter algorithm for this convolution");
-      found = filter_algos_.emplace(key_of(s), result).first;
-    }
-    Scratch workspace(allocator_, found->second.memory);
+    const auto& algo = cached_algorithm(
+        filter_algos_, s, "backward-filter", [&](Scratch& search, int* count, auto* result) {
+          DSN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+              cudnn_, d.x.handle, x, d.y.handle, dy, d.conv.handle, d.w.handle, dw, 1, count,
+              result, search.get(), search.bytes()));
+        });
+    Scratch workspace(allocator_, algo.memory);
     const float one = 1.0f, zero = 0.0f;
     DSN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn_, &one, d.x.handle, x, d.y.handle, dy,
-                                                   d.conv.handle, found->second.algo,
+                                                   d.conv.handle, algo.algo,
                                                    workspace.get(), workspace.bytes(), &zero,
                                                    d.w.handle, dw));
     if (dbias != nullptr) {
@@ -266,21 +260,22 @@ class VendorBackend final : public CudaBackend {
               CUDNN_BN_MIN_EPSILON, s.eps);
   }
 
-  const cudnnConvolutionFwdAlgoPerf_t& forward_algo(const Conv2dShape& s,
-                                                    const ConvDescriptors& d, const float* x,
-                                                    const float* w, float* y) {
-    auto found = forward_algos_.find(key_of(s));
-    if (found != forward_algos_.end()) return found->second;
+  // Returns the cached best algorithm of `cache` for shape s, timing every cuDNN engine with
+  // `find(search_workspace, &count, &result)` on first use of the shape.
+  template <typename Perf, typename Find>
+  const Perf& cached_algorithm(std::map<ShapeKey, Perf>& cache, const Conv2dShape& s,
+                               const char* direction, Find find) {
+    auto found = cache.find(key_of(s));
+    if (found != cache.end()) return found->second;
     Scratch search(allocator_, kFindWorkspaceBytes);
     int count = 0;
-    cudnnConvolutionFwdAlgoPerf_t result{};
-    // y is overwritten by the timing runs, which is fine: the real call follows.
-    DSN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
-        cudnn_, d.x.handle, x, d.w.handle, w, d.conv.handle, d.y.handle, y, 1, &count, &result,
-        search.get(), search.bytes()));
+    Perf result{};
+    find(search, &count, &result);
     DSN_CHECK(count > 0 && result.status == CUDNN_STATUS_SUCCESS,
-              "cuDNN found no forward algorithm for this convolution");
-    return forward_algos_.emplace(key_of(s), result).first->second;
+              "cuDNN found no {} algorithm for the convolution of input ({}, {}, {}, {}) with "
+              "{}x{} filters to {} channels",
+              direction, s.n, s.c, s.h, s.w, s.r, s.s, s.k);
+    return cache.emplace(key_of(s), result).first->second;
   }
 
   cudnnHandle_t cudnn_ = nullptr;
